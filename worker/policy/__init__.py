@@ -1,0 +1,1 @@
+"""The shop's policy: typed settings loaded from TOML, the seven guards, and the engine."""

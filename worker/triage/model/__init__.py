@@ -1,0 +1,1 @@
+"""Statistical second opinion for the buyer-message classifier (see naive_bayes.py)."""
