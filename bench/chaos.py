@@ -106,6 +106,25 @@ def stored_buyer_ids() -> set[str]:
         return set(s.scalars(select(m.Message.external_id).where(m.Message.direction == "buyer")))
 
 
+def progress() -> str:
+    """One line of where the run stands: stored, waiting for triage, sends and actions still open."""
+    with session_scope() as s:
+
+        def count(model, *where) -> int:
+            return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+        stored = count(m.Message, m.Message.direction == "buyer")
+        untriaged = count(m.Message, m.Message.triage_state.in_(["new", "processing"]))
+        sends = Counter(
+            s.scalars(select(m.Outbox.state).where(m.Outbox.state.in_(["pending", "sending", "uncertain"])))
+        )
+        actions = count(m.ProposedAction, m.ProposedAction.state.in_(["approved", "executing", "uncertain"]))
+    return (
+        f"{stored} buyer messages stored, {untriaged} waiting for triage, "
+        f"open sends {dict(sends) or 0}, open actions {actions}"
+    )
+
+
 def compare(sb: SandboxServer) -> dict[str, int]:
     """The sandbox's ledger against the database."""
     expected = buyer_messages(sb)
@@ -154,6 +173,8 @@ def compare(sb: SandboxServer) -> dict[str, int]:
     doubled = Counter(e["kind"] for e in ledger_actions if e["copies"] > 1)
     if doubled:
         say(f"  actions received more than once, by kind: {dict(doubled)}")
+    if dup_sends or lost_sends or open_sends or undecided or expected - stored:
+        explain(received - marked, marked - received, expected - stored)
     return {
         "messages": len(expected),
         "decisions": sum(per_message.values()),
@@ -165,6 +186,36 @@ def compare(sb: SandboxServer) -> dict[str, int]:
         "actions_executed": executed,
         "actions_in_ledger": len(ledger_actions),
     }
+
+
+def explain(unowned: Counter, unreceived: Counter, unstored: set[str]) -> None:
+    """Say which rows make a bad count, with their history, so a failed run can be diagnosed."""
+    with session_scope() as s:
+        for row in s.scalars(
+            select(m.Outbox).where(
+                m.Outbox.state.in_(["pending", "sending", "uncertain"])
+                | m.Outbox.marketplace_message_id.in_(list(unreceived))
+            )
+        ):
+            say(
+                f"  outbox {row.id}: state={row.state} attempts={row.attempts} claimed_at={row.claimed_at} "
+                f"not_before={row.not_before} marketplace_id={row.marketplace_message_id} "
+                f"last_error={row.last_error!r}"
+            )
+        for q in s.scalars(select(m.Quarantine)):
+            say(f"  quarantined {q.kind} {q.object_id} after {q.attempts} attempts: {q.reason[:200]!r}")
+        undecided = s.execute(
+            select(m.Message.id, m.Message.triage_state).where(
+                m.Message.direction == "buyer",
+                ~m.Message.id.in_(select(m.Decision.message_id).where(m.Decision.message_id.is_not(None))),
+            )
+        ).all()
+        for message_id, state in undecided:
+            say(f"  message {message_id} has no decision (triage_state={state})")
+    for marketplace_id, n in unowned.items():
+        say(f"  the marketplace received {marketplace_id} {n} time(s) more than a sent row says")
+    for external_id in sorted(unstored):
+        say(f"  buyer message {external_id} was never stored")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +267,7 @@ def _run(args, rng: random.Random, sb: SandboxServer, daemon: Daemon) -> dict[st
     say(f"chaos: {args.messages} messages in {waves} waves, {disputes} disputes, {args.kills} kills, "
         f"30% faults{'' if args.no_restarts else ', Redis and PostgreSQL restarted once each'}")  # fmt: skip
     wave = 0
+    quiet = False
     last_report = started
     while time.monotonic() - started < args.timeout:
         now = time.monotonic()
@@ -250,14 +302,17 @@ def _run(args, rng: random.Random, sb: SandboxServer, daemon: Daemon) -> dict[st
                 time.sleep(3)
                 guarded(tick)
                 if guarded(lambda: buyer_messages(sb) <= stored_buyer_ids() and settled(), False):
+                    quiet = True
                     break
         if now - last_report >= 10:
             last_report = now
             at = now - started
-            stored = guarded(lambda: len(stored_buyer_ids()), "?")
-            say(f"  {at:6.1f}s: {stored} buyer messages stored")
+            say(f"  {at:6.1f}s: {guarded(progress, 'database unavailable')}")
         time.sleep(0.5)
     elapsed = time.monotonic() - started
+    if not quiet:
+        # Rows still in flight count as lost (and a delivery they own as a duplicate): nothing unproven passes.
+        say(f"  did not settle within {args.timeout:.0f}s: what is still open is counted as lost")
     sb.faults.clear()
     figures = compare(sb)
     say(
@@ -275,6 +330,7 @@ def _run(args, rng: random.Random, sb: SandboxServer, daemon: Daemon) -> dict[st
         "lost": figures["lost"],
         "kills": kills,
         "quarantined": figures["quarantined"],
+        "settled": quiet,
         "seconds": round(elapsed, 1),
     }
 

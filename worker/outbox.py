@@ -52,9 +52,13 @@ class SendJob:
     attempts: int
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before the next try of a send that failed without reaching the marketplace."""
-    return timedelta(seconds=min(3600, 15 * 2 ** max(0, attempts - 1)))
+# First wait before retrying a send that failed without reaching the marketplace; doubles per attempt.
+RETRY_BASE = timedelta(seconds=15)
+
+
+def backoff(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
+    """Wait before the next try of a send that failed without reaching the marketplace (capped at 1 h)."""
+    return min(timedelta(hours=1), base * 2 ** max(0, attempts - 1))
 
 
 def _job(s, row: m.Outbox, claimed_at: datetime) -> SendJob:
@@ -224,6 +228,7 @@ def deliver(
     engine: Engine | None = None,
     clock: Callable[[], datetime] = utcnow,
     reconcile_delay: timedelta = RECONCILE_DELAY,
+    retry_base: timedelta = RETRY_BASE,
 ) -> str:
     """Send one outbox row if it is ours to send; returns what happened, for logs and tests."""
     job = claim(engine, outbox_id, clock())
@@ -253,7 +258,7 @@ def deliver(
             _fail(engine, job, m.OutboxState.uncertain, str(exc), now, not_before=now + reconcile_delay)
             return "uncertain"
         if exc.kind is ErrorKind.RETRYABLE and job.attempts < MAX_ATTEMPTS:
-            _fail(engine, job, m.OutboxState.pending, str(exc), now, not_before=now + backoff(job.attempts))
+            _fail(engine, job, m.OutboxState.pending, str(exc), now, not_before=now + backoff(job.attempts, retry_base))
             return "retry"
         _fail(engine, job, m.OutboxState.failed, str(exc), now)
         return "failed"

@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     send_lease_seconds: int = Field(default=120, ge=5, le=3_600)
     # After an unknown outcome (timeout mid-send), ask the marketplace what happened after this long.
     reconcile_delay_seconds: int = Field(default=30, ge=1, le=3_600)
+    # A send refused without reaching the marketplace (5xx, 429) is retried after this long, doubling
+    # per attempt up to an hour.
+    send_retry_seconds: int = Field(default=15, ge=1, le=3_600)
     # A row the dispatcher enqueued is enqueued again only after this long (a lost task, a dead worker).
     redispatch_after_seconds: int = Field(default=60, ge=1, le=3_600)
     # A message still untriaged after this long lost its task: dispatch sends it again.

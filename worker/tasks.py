@@ -39,6 +39,10 @@ def _timings() -> dict[str, timedelta]:
     }
 
 
+def _retry_base() -> timedelta:
+    return timedelta(seconds=get_settings().send_retry_seconds)
+
+
 @lru_cache(maxsize=1)
 def connections() -> Connections:
     return Connections()
@@ -133,7 +137,9 @@ def triage_disputes_task(dispute_ids: list[int]) -> dict[str, int]:
 @app.task(name="sellerdesk.send_outbox")
 def send_outbox_task(outbox_id: int) -> str:
     started = utcnow()
-    result = outbox.deliver(outbox_id, connections(), reconcile_delay=_timings()["reconcile_delay"])
+    result = outbox.deliver(
+        outbox_id, connections(), reconcile_delay=_timings()["reconcile_delay"], retry_base=_retry_base()
+    )
     METRICS.sends.labels(outcome=result).inc()
     if result == "sent":
         METRICS.send_seconds.observe((utcnow() - started).total_seconds())

@@ -329,6 +329,28 @@ def test_retryable_backs_off_then_fails_after_max_attempts(engine, world):
         assert row.state == "failed" and s.get(m.Draft, row.draft_id).state == "failed"
 
 
+def test_backoff_doubles_from_the_configured_base_and_caps_at_an_hour():
+    assert [ob.backoff(n) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (15, 30, 60)]
+    assert [ob.backoff(n, timedelta(seconds=1)) for n in (1, 2, 3)] == [
+        timedelta(seconds=s) for s in (1, 2, 4)
+    ]
+    assert ob.backoff(30) == timedelta(hours=1)
+
+
+def test_retry_waits_the_given_base_before_the_next_claim(engine, world):
+    fake = FakeConnector(world["account"])
+    fake.fail_next = ["retryable"]
+    oid = approved_row(engine, world)
+    clock = Clock()
+    base = timedelta(seconds=3)
+    assert ob.deliver(oid, lambda _: fake, engine=engine, clock=clock, retry_base=base) == "retry"
+    clock.advance(seconds=2)
+    assert ob.deliver(oid, lambda _: fake, engine=engine, clock=clock, retry_base=base) == "not-claimed"
+    clock.advance(seconds=1)
+    assert ob.deliver(oid, lambda _: fake, engine=engine, clock=clock, retry_base=base) == "sent"
+    assert len(fake.sent) == 1
+
+
 def test_fatal_fails_at_once(engine, world):
     fake = FakeConnector(world["account"])
     fake.fail_next = ["fatal"]
