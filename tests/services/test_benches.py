@@ -64,7 +64,7 @@ def test_lifecycle_bench(services):
 def test_chaos_bench(services):
     figures = run_bench(
         "bench.chaos", "--messages", "40", "--kills", "1", "--kill-every", "2", "--no-restarts",
-        "--timeout", "150", timeout=200, **services,
+        "--timeout", "240", timeout=300, **services,
     )  # fmt: skip
     assert set(figures) >= {"messages", "decisions", "sent", "duplicates", "double_actions", "lost", "kills"}
     assert figures["kills"] == 1 and figures["messages"] >= 40 and figures["settled"] is True
