@@ -23,25 +23,10 @@ from worker.policy.load import default_policy
 from worker.render import default_renderer
 from worker.triage.pipeline import Triage, classify_case, reply_context, reply_language_for
 from worker.triage.situation import resolve_situation
-from worker.triage.types import Case
+from worker.triage.types import Case, TrackingStatus
 
 DEV = Path(__file__).resolve().parents[1] / "tests" / "data" / "dev"
-TRACKING = [
-    None,
-    "not_found",
-    "info_received",
-    "in_transit",
-    "customs_hold",
-    "out_for_delivery",
-    "available_for_pickup",
-    "delivery_failure",
-    "delivered",
-    "returning",
-    "returned",
-    "lost",
-    "exception",
-    "expired",
-]
+TRACKING = [None, *(status.value for status in TrackingStatus)]
 METHODS = ["china_post_small_packet", "epacket", "aliexpress_standard", "dhl", "cainiao"]
 COUNTRIES = ["US", "BR", "ES", "MX", "RU", "FR", "DE", "PT", "GB"]
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -14,6 +14,7 @@ from worker.crypto import set_credentials
 from worker.db import session_scope, utcnow
 from worker.polling import poll_stream, refresh_tracking
 from worker.settings import load_settings, set_settings
+from worker.triage.types import TrackingStatus
 
 
 def test_shipped_orders_get_tracking_and_delivered_ones_move_on(engine, settings):
@@ -65,21 +66,7 @@ def test_shipped_orders_get_tracking_and_delivered_ones_move_on(engine, settings
                 .where(m.Order.delivered_at.is_not(None), m.Order.status == "delivered")
             )
         assert sum(statuses.values()) == stored and unchecked == 0
-        assert set(statuses) <= {
-            "not_found",
-            "info_received",
-            "in_transit",
-            "customs_hold",
-            "out_for_delivery",
-            "available_for_pickup",
-            "delivery_failure",
-            "delivered",
-            "returning",
-            "returned",
-            "lost",
-            "exception",
-            "expired",
-        }
+        assert set(statuses) <= {status.value for status in TrackingStatus}
         if "delivered" in statuses:
             assert delivered_now >= 1
 
