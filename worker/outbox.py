@@ -134,9 +134,34 @@ def still_ours(
     return check
 
 
-def mark_sent(engine: Engine | None, job: SendJob, marketplace_message_id: str, now: datetime) -> bool:
-    """Record a confirmed send: outbox, draft, lifecycle event and our own copy of the message."""
+def mark_sent(
+    engine: Engine | None,
+    job: SendJob,
+    marketplace_message_id: str,
+    now: datetime,
+    reconcile_delay: timedelta = RECONCILE_DELAY,
+) -> str:
+    """Record a confirmed send: outbox, draft, lifecycle event and our own copy of the message.
+
+    Returns "sent", "not-ours" (the row moved on meanwhile) or "uncertain" (the id is another send's)."""
     with session_scope(engine) as s:
+        row = s.get(m.Outbox, job.outbox_id)
+        if row is not None and marketplace_message_id in _attributed_ids(s, row):
+            # A marketplace that does not echo ids is read back by text: two identical texts sent to one
+            # conversation at once both read the newer one. Leave this row to reconcile, which excludes
+            # ids other rows own, rather than let two rows claim one delivery.
+            res = s.execute(
+                update(m.Outbox)
+                .where(m.Outbox.id == job.outbox_id, m.Outbox.state == m.OutboxState.sending)
+                .values(
+                    state=m.OutboxState.uncertain,
+                    last_error=f"marketplace id {marketplace_message_id} already belongs to another send",
+                    not_before=now + reconcile_delay,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return "uncertain" if res.rowcount == 1 else "not-ours"
         res = s.execute(
             update(m.Outbox)
             .where(
@@ -153,8 +178,8 @@ def mark_sent(engine: Engine | None, job: SendJob, marketplace_message_id: str, 
             .execution_options(synchronize_session=False)
         )
         if res.rowcount != 1:
-            return False
-        row = s.get(m.Outbox, job.outbox_id)
+            return "not-ours"
+        row = s.get(m.Outbox, job.outbox_id, populate_existing=True)
         if row.draft_id is not None:
             s.execute(
                 update(m.Draft)
@@ -183,7 +208,7 @@ def mark_sent(engine: Engine | None, job: SendJob, marketplace_message_id: str, 
                     )
             except IntegrityError:
                 pass  # the poll stored it first
-        return True
+        return "sent"
 
 
 def _fail(engine: Engine | None, job: SendJob, state: str, error: str, now: datetime, **extra) -> None:
@@ -258,7 +283,14 @@ def deliver(
             _fail(engine, job, m.OutboxState.uncertain, str(exc), now, not_before=now + reconcile_delay)
             return "uncertain"
         if exc.kind is ErrorKind.RETRYABLE and job.attempts < MAX_ATTEMPTS:
-            _fail(engine, job, m.OutboxState.pending, str(exc), now, not_before=now + backoff(job.attempts, retry_base))
+            _fail(
+                engine,
+                job,
+                m.OutboxState.pending,
+                str(exc),
+                now,
+                not_before=now + backoff(job.attempts, retry_base),
+            )
             return "retry"
         _fail(engine, job, m.OutboxState.failed, str(exc), now)
         return "failed"
@@ -274,8 +306,7 @@ def deliver(
             not_before=now + reconcile_delay,
         )
         return "uncertain"
-    mark_sent(engine, job, result.marketplace_message_id, clock())
-    return "sent"
+    return mark_sent(engine, job, result.marketplace_message_id, clock(), reconcile_delay)
 
 
 def _attributed_ids(s, row: m.Outbox) -> frozenset[str]:
@@ -339,8 +370,8 @@ def reconcile(
         )
         return "still-uncertain"
     if found:
-        mark_sent(engine, job, found, clock())
-        return "reconciled-sent"
+        marked = mark_sent(engine, job, found, clock(), reconcile_delay)
+        return "reconciled-sent" if marked == "sent" else f"reconciled-{marked}"
     # The marketplace has no such message: it never went out, so sending it now is the first send.
     _fail(
         engine,

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from connectors.base import SendResult
 from tests.fakes import FakeConnector, seed_order
 from worker import actions as acts
 from worker import dispatch
@@ -299,6 +300,42 @@ def test_answer_lost_becomes_uncertain_then_sent(engine, world):
     clock.advance(seconds=31)
     assert ob.reconcile(oid, lambda _: fake, engine=engine, clock=clock) == "reconciled-sent"
     assert len(fake.sent) == 1
+
+
+class ReadsBackTheFirst(FakeConnector):
+    """A marketplace that does not echo ids, read back by text: identical texts collide on one id."""
+
+    def send_message(self, conversation_external_id, body, *, order_external_id):
+        super().send_message(conversation_external_id, body, order_external_id=order_external_id)
+        first = next(
+            x for x in self.sent if x["conversation"] == conversation_external_id and x["body"] == body
+        )
+        return SendResult(marketplace_message_id=first["id"])
+
+
+def test_two_rows_never_claim_one_delivery(engine, world):
+    fake = ReadsBackTheFirst(world["account"])
+    first = approved_row(engine, world)
+    with session_scope(engine) as s:
+        row = s.get(m.Outbox, first)
+        twin = m.Outbox(
+            account_id=row.account_id, draft_id=row.draft_id, conversation_id=row.conversation_id,
+            order_id=row.order_id, idempotency_key="twin", kind=row.kind, body=row.body,
+            state="pending", not_before=T0, created_at=T0, updated_at=T0,
+        )  # fmt: skip
+        s.add(twin)
+        s.flush()
+        second = twin.id
+    clock = Clock()
+    assert ob.deliver(first, lambda _: fake, engine=engine, clock=clock) == "sent"
+    # The read-back names the first message again: the second row must not claim it.
+    assert ob.deliver(second, lambda _: fake, engine=engine, clock=clock) == "uncertain"
+    clock.advance(seconds=31)
+    assert ob.reconcile(second, lambda _: fake, engine=engine, clock=clock) == "reconciled-sent"
+    assert len(fake.sent) == 2  # each row went out once; reconcile sent nothing
+    with session_scope(engine) as s:
+        ids = {s.get(m.Outbox, i).marketplace_message_id for i in (first, second)}
+    assert ids == {x["id"] for x in fake.sent}
 
 
 def test_unexpected_exception_after_send_is_uncertain(engine, world):
