@@ -6,14 +6,14 @@ PostgreSQL goes through psycopg 3. Datetimes are always timezone-aware UTC in Py
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, Numeric, create_engine, event, make_url
+from sqlalchemy import JSON, DateTime, Engine, Numeric, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
@@ -159,6 +159,28 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# Namespaces of `lock_keys` (the first key of PostgreSQL's two-key advisory locks).
+LOCK_CONVERSATION = 1
+LOCK_ORDER = 2
+
+
+def lock_keys(s: Session, keys: Iterable[tuple[int, int]]) -> None:
+    """Hold (namespace, id) locks until the transaction ends, taken in sorted order so holders never deadlock.
+
+    PostgreSQL advisory locks; on SQLite a unit of work already holds the database's write lock."""
+    ordered = sorted({(ns, int(i)) for ns, i in keys if i is not None})
+    if not ordered or s.get_bind().dialect.name != "postgresql":
+        return
+    # One round trip; the subquery's ORDER BY fixes the order in which the locks are taken.
+    s.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(k.ns, k.id)) FROM "
+            "(SELECT * FROM unnest(CAST(:ns AS int[]), CAST(:ids AS int[])) AS k(ns, id) ORDER BY 1, 2) AS k"
+        ),
+        {"ns": [ns for ns, _ in ordered], "ids": [i for _, i in ordered]},
+    )
 
 
 def redact_url(url: str) -> str:
