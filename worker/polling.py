@@ -1,8 +1,8 @@
 """Polling one stream of one account: lease the cursor, fetch a bounded batch, commit rows + cursor.
 
-The cursor row is leased with `UPDATE ... WHERE leased_until IS NULL OR leased_until < now`
-(rowcount 1), so two workers never poll the same stream at once and a dead worker's lease
-expires. Rows and the new cursor are written in one transaction: a crash re-polls from the old
+The cursor row is leased with `UPDATE ... WHERE leased_until IS NULL OR leased_until < now
+RETURNING ...` (a row back), so two workers never poll the same stream at once and a dead worker's
+lease expires. Rows and the new cursor are written in one transaction: a crash re-polls from the old
 cursor, and dedupe on marketplace ids makes that harmless.
 """
 
@@ -58,32 +58,28 @@ def poll_due(s: Session, account_id: int, stream: str, now: datetime, interval: 
     return last_success is None or now - last_success >= interval
 
 
-def _lease(s: Session, account_id: int, stream: str, now: datetime, lease: timedelta) -> m.PollCursor | None:
-    cur = s.scalar(
-        select(m.PollCursor).where(m.PollCursor.account_id == account_id, m.PollCursor.stream == stream)
+def _lease(
+    s: Session, account_id: int, stream: str, now: datetime, lease: timedelta
+) -> tuple[int, str | None, datetime] | None:
+    """Take the stream's lease, creating its cursor row on first use: (cursor id, cursor, lease end) or None."""
+    mine = (m.PollCursor.account_id == account_id, m.PollCursor.stream == stream)
+    take = (
+        update(m.PollCursor)
+        .where(*mine, or_(m.PollCursor.leased_until.is_(None), m.PollCursor.leased_until < now))
+        .values(leased_until=now + lease)
+        .returning(m.PollCursor.id, m.PollCursor.cursor, m.PollCursor.leased_until)
+        .execution_options(synchronize_session=False)
     )
-    if cur is None:
+    # One statement when the row exists and is free (every poll but a stream's first).
+    row = s.execute(take).first()
+    if row is None and s.scalar(select(m.PollCursor.id).where(*mine)) is None:
         try:
             with s.begin_nested():
                 s.add(m.PollCursor(account_id=account_id, stream=stream, updated_at=now))
         except IntegrityError:
             pass
-    res = s.execute(
-        update(m.PollCursor)
-        .where(
-            m.PollCursor.account_id == account_id,
-            m.PollCursor.stream == stream,
-            or_(m.PollCursor.leased_until.is_(None), m.PollCursor.leased_until < now),
-        )
-        .values(leased_until=now + lease)
-        .execution_options(synchronize_session=False)
-    )
-    if res.rowcount != 1:
-        return None
-    return s.scalar(
-        select(m.PollCursor).where(m.PollCursor.account_id == account_id, m.PollCursor.stream == stream),
-        execution_options={"populate_existing": True},
-    )
+        row = s.execute(take).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def _release(engine: Engine | None, cursor_id: int, now: datetime, error: str | None) -> None:
@@ -118,10 +114,10 @@ def poll_stream(
             return PollResult(status="paused")
         if min_interval is not None and not poll_due(s, account_id, stream, now, min_interval):
             return PollResult(status="not-due")
-        cur = _lease(s, account_id, stream, now, lease)
-        if cur is None:
+        leased = _lease(s, account_id, stream, now, lease)
+        if leased is None:
             return PollResult(status="busy")
-        cursor_id, cursor_text, held = cur.id, cur.cursor, cur.leased_until
+        cursor_id, cursor_text, held = leased
     try:
         batch = connector_for(account_id).fetch(stream, cursor_text)
     except ConnectorError as exc:

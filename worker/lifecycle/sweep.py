@@ -145,6 +145,9 @@ def plan_events(session: Session, order: m.Order, now: datetime) -> list[Kind]:
     account = session.get(m.Account, order.account_id)
     if account is None:
         raise LifecycleError(f"order {order.id} has no account {order.account_id}")
+    # The identity map holds objects weakly: keeping the account here lets the poll's next order find
+    # it there (no SELECT per order); `get` still reloads it once a commit has expired it.
+    session.info.setdefault("lifecycle_accounts", {})[account.id] = account
     try:
         config = lifecycle_config(account.settings_json)
     except LifecycleConfigError as exc:
@@ -170,13 +173,15 @@ def plan_events(session: Session, order: m.Order, now: datetime) -> list[Kind]:
         }
         for p in planned
     ]
+    # The rows go as parameters of one cached statement (sent as a single multi-row INSERT), not as
+    # literal VALUES, which would be compiled anew for every order.
+    table = m.LifecycleEvent.__table__
     stmt = (
-        _insert(session)(m.LifecycleEvent)
-        .values(rows)
+        _insert(session)(table)
         .on_conflict_do_nothing(index_elements=["order_id", "kind"])
-        .returning(m.LifecycleEvent.kind)
+        .returning(table.c.kind)
     )
-    return [Kind(kind) for kind in session.scalars(stmt)]
+    return [Kind(kind) for kind in session.scalars(stmt, rows)]
 
 
 # ---------------------------------------------------------------------------------- rendering
