@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,17 +69,22 @@ def _jsonable_actions(decision: TriageDecision) -> list[dict[str, Any]]:
 
 
 def record_decision(
-    s: Session, src: Source, decision: TriageDecision, *, now: datetime, undo_window: timedelta
+    s: Session,
+    src: Source,
+    decision: TriageDecision,
+    *,
+    now: datetime,
+    undo_window: timedelta,
+    with_drafts: set[int] | None = None,
 ) -> m.Decision:
     """Store a triage decision with its draft, actions and (for automatic replies) outbox row.
 
     Idempotent: a second call for the same source returns the stored decision and writes nothing.
+    `with_drafts` (a triage batch's): the conversations that may hold an unsent draft; kept up to date.
     """
     key = m.Decision.source_key_for(src.message_id, src.dispute_id)
-    existing = s.scalar(select(m.Decision).where(m.Decision.source_key == key))
-    if existing is not None:
-        return existing
-    row = m.Decision(
+    row = _insert_decision(
+        s,
         source_key=key,
         account_id=src.account_id,
         order_id=src.order_id,
@@ -97,22 +104,19 @@ def record_decision(
         days_left=decision.days_left,
         created_at=now,
     )
-    try:
-        with s.begin_nested():
-            s.add(row)
-            s.flush()
-    except IntegrityError:
-        # Another worker stored this source's decision between our select and insert.
+    if row is None:
+        # This source was decided before (a retried task) or by another worker just now: keep that one.
         existing = s.scalar(select(m.Decision).where(m.Decision.source_key == key))
         if existing is None:
-            raise
+            raise IntegrityError(f"decision {key}", None, Exception("conflicts with another decision"))
         return existing
     if decision.reply_suppressed:
         return row
 
     auto = decision.auto_send
     if src.conversation_id is not None:
-        _supersede_identical(s, src.conversation_id, decision.reply, row.id, now)
+        if with_drafts is None or src.conversation_id in with_drafts:
+            _supersede_identical(s, src.conversation_id, decision.reply, row.id, now)
         if auto and _sent_recently(s, src.conversation_id, decision.reply, now):
             # The buyer already got this exact text: sending it again automatically reads like a bot.
             auto = False
@@ -135,11 +139,14 @@ def record_decision(
         updated_at=now,
     )
     s.add(draft)
-    s.flush()
-    already = _open_action_types(s, src.order_id)
-    for i, a in enumerate(decision.actions):
-        if a.type not in EXECUTABLE:
-            continue
+    if auto:
+        s.flush()  # the outbox row's key needs the draft's id; otherwise the draft goes with the next flush
+    if with_drafts is not None and src.conversation_id is not None:
+        with_drafts.add(src.conversation_id)
+    executable = [(i, a) for i, a in enumerate(decision.actions) if a.type in EXECUTABLE]
+    # Only a decision with something to execute needs to know what the order already has.
+    already = _open_action_types(s, src.order_id) if executable else set()
+    for i, a in executable:
         if a.type.value in already:
             # One refund, resend or extension per order: a second decision about the same order (the buyer
             # wrote again, a dispute opened) must not queue the same money twice.
@@ -167,16 +174,47 @@ def record_decision(
             )
         )
     if auto:
-        _enqueue_send(s, draft, body=decision.reply, not_before=draft.send_after or now, now=now)
+        _enqueue_send(
+            s,
+            draft,
+            body=decision.reply,
+            not_before=draft.send_after or now,
+            now=now,
+            new_draft=True,
+            order_id=src.order_id,
+        )
         if src.conversation_id is not None:
             # Reserve the conversation's automatic-reply slot now, so a second message in the period
             # cannot also be answered automatically (guard 5).
-            s.execute(
-                update(m.Conversation)
-                .where(m.Conversation.id == src.conversation_id)
-                .values(last_auto_reply_at=now)
-            )
+            _reserve_auto_reply(s, src.conversation_id, now)
     return row
+
+
+# INSERT .. ON CONFLICT DO NOTHING RETURNING the row, built once (per-call construction costs more than
+# the statement itself).
+_INSERT_DECISION = {
+    "sqlite": sqlite_insert(m.Decision).on_conflict_do_nothing().returning(m.Decision),
+    "postgresql": pg_insert(m.Decision).on_conflict_do_nothing().returning(m.Decision),
+}
+
+
+def _insert_decision(s: Session, **values: Any) -> m.Decision | None:
+    """INSERT the decision unless its source already has one (then None): one statement, no savepoint."""
+    stmt = _INSERT_DECISION[s.get_bind().dialect.name]
+    # populate_existing: SQLite reuses the id of a row whose savepoint was rolled back, and the session
+    # would otherwise hand back that stale object from its identity map.
+    return s.scalars(stmt, values, execution_options={"populate_existing": True}).one_or_none()
+
+
+def _reserve_auto_reply(s: Session, conversation_id: int, now: datetime) -> None:
+    conv = s.identity_map.get(m.Conversation.__mapper__.identity_key_from_primary_key((conversation_id,)))
+    if conv is not None:
+        # Loaded already (a triage batch): set it on the row, flushed in one UPDATE with the complaint flag.
+        conv.last_auto_reply_at = now
+        return
+    s.execute(
+        update(m.Conversation).where(m.Conversation.id == conversation_id).values(last_auto_reply_at=now)
+    )
 
 
 # An identical text sent to the same conversation within this window is not sent again automatically.
@@ -254,14 +292,28 @@ def _open_action_types(s: Session, order_id: int) -> set[str]:
     )
 
 
-def _enqueue_send(s: Session, draft: m.Draft, *, body: str, not_before: datetime, now: datetime) -> m.Outbox:
-    seq = s.scalar(select(func.count()).select_from(m.Outbox).where(m.Outbox.draft_id == draft.id)) or 0
-    decision = s.get(m.Decision, draft.decision_id)
+def _enqueue_send(
+    s: Session,
+    draft: m.Draft,
+    *,
+    body: str,
+    not_before: datetime,
+    now: datetime,
+    new_draft: bool = False,
+    order_id: int | None = None,
+) -> m.Outbox:
+    """Queue the draft's reply (flushed, unless `new_draft`: created in this transaction, no sends yet)."""
+    if new_draft:
+        seq = 0
+    else:
+        seq = s.scalar(select(func.count()).select_from(m.Outbox).where(m.Outbox.draft_id == draft.id)) or 0
+        decision = s.get(m.Decision, draft.decision_id)
+        order_id = decision.order_id if decision else None
     row = m.Outbox(
         account_id=draft.account_id,
         draft_id=draft.id,
         conversation_id=draft.conversation_id,
-        order_id=decision.order_id if decision else None,
+        order_id=order_id,
         # One key per approval of the draft: an undone approval's row stays cancelled under its own key.
         idempotency_key=f"draft:{draft.id}:{seq + 1}",
         kind=m.OutboxKind.reply,
@@ -272,7 +324,8 @@ def _enqueue_send(s: Session, draft: m.Draft, *, body: str, not_before: datetime
         updated_at=now,
     )
     s.add(row)
-    s.flush()
+    if not new_draft:
+        s.flush()
     return row
 
 
