@@ -320,7 +320,7 @@ def test_one_megabyte_with_control_characters_is_handled_quickly() -> None:
     start = time.perf_counter()
     c = classify(text)
     assert c.intent == Intent.not_received
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0  # milliseconds normally; quadratic work would take minutes
 
 
 def test_given_language_is_used_and_reported() -> None:

@@ -111,7 +111,7 @@ def test_huge_and_control_character_input_is_handled_quickly() -> None:
     start = time.perf_counter()
     lang, _ = detect_language(text)
     assert lang == "en"
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0  # milliseconds normally; quadratic work would take minutes
 
 
 def test_non_string_is_refused_with_the_field_named() -> None:

@@ -7,7 +7,6 @@ events, never with the orders), and two sweeps racing on real row locks must enq
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -98,7 +97,6 @@ def _explain(engine: Engine, stmt) -> dict[str, Any]:
 def test_sweep_query_uses_the_state_due_index_and_racing_sweeps_enqueue_once(
     pg_engine: Engine, pg_settings: Settings
 ) -> None:
-    started = time.monotonic()
     _seed(pg_engine)
     with session_scope(pg_engine) as s:
         assert s.scalar(select(func.count()).select_from(m.LifecycleEvent)) == 3 * ORDERS + ORDERS
@@ -166,4 +164,3 @@ def test_sweep_query_uses_the_state_due_index_and_racing_sweeps_enqueue_once(
     # Nothing left for a third sweep, and the next hour's due events are found the same way.
     assert sweep(pg_engine, NOW, limit=DUE).selected == 0
     assert sweep(pg_engine, NOW + timedelta(days=1) + timedelta(seconds=DUE + 100), limit=50).selected == 50
-    assert time.monotonic() - started < 20
