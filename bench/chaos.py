@@ -1,9 +1,9 @@
 """`python -m bench.chaos --messages N --kills K`: exactly once under faults, killed workers, restarted services.
 
-The sandbox injects faults into 30% of calls (5xx, 429 with a ban, timeouts, lost answers); a random
-worker is SIGKILLed every few seconds (and restarted, as a supervisor would); Redis is restarted once
-and PostgreSQL once mid-run; meanwhile an "agent" approves pending drafts and money actions. At the
-end the sandbox's ledger is compared with the database. Exit status 1 unless duplicates,
+The sandbox injects faults into 30% of calls (5xx, 429 with a ban, timeouts, lost answers); once
+messages flow, a random worker is SIGKILLed every few seconds (and restarted, as a supervisor would);
+Redis is restarted once and PostgreSQL once mid-run; meanwhile an "agent" approves pending drafts and
+money actions. At the end the sandbox's ledger is compared with the database. Exit status 1 unless duplicates,
 double_actions and lost are all 0.
 """
 
@@ -37,6 +37,7 @@ from worker.db import session_scope, utcnow
 from worker.drafts import DraftError, approve_action, approve_draft
 
 BROKER_DB = 15
+POLL_CONCURRENCY = 3
 ACTION_KINDS = ("extend_protection", "refund_offer", "refund_agree")
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
@@ -99,6 +100,11 @@ def approve_everything() -> int:
 
 def buyer_messages(sb: SandboxServer) -> set[str]:
     return {row["id"] for row in sb.messages() if row["sender"] not in ("seller", "system")}
+
+
+def any_stored() -> bool:
+    with session_scope() as s:
+        return s.scalar(select(m.Message.id).where(m.Message.direction == "buyer").limit(1)) is not None
 
 
 def stored_buyer_ids() -> set[str]:
@@ -236,10 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = install_settings(data_dir, url, broker)
         # Real time: the connector reads a sent message's id back "since my clock", as on the marketplace.
         sb = SandboxServer(seed=args.seed, port=0, accounts=2, speed=1.0).start()
-        add_accounts(sb, settings, http_timeout_seconds=1.5, page_size=100)
+        # One page per poll: a batch commits in seconds even under faults, well inside the poll lease.
+        add_accounts(sb, settings, http_timeout_seconds=1.5, page_size=100, max_pages_per_call=1)
         env = daemon_env(data_dir, url, broker, SELLERDESK_POLL_LEASE_SECONDS="30")
         daemon = Daemon(env=env, log_dir=Path(tmp) / "logs")
-        daemon.start_split()
+        # As in production (docker-compose.yml): polls on a worker of their own, one process per few
+        # streams, since a poll under faults mostly waits; triage and sending on two others.
+        daemon.start_worker("sellerdesk.poll", POLL_CONCURRENCY)
+        daemon.start_worker("sellerdesk,sellerdesk.send")
         daemon.start_worker("sellerdesk,sellerdesk.send")
         try:
             figures = _run(args, rng, sb, daemon)
@@ -281,7 +291,8 @@ def _run(args, rng: random.Random, sb: SandboxServer, daemon: Daemon) -> dict[st
             name, _ = restarts.pop(0)
             say(f"  {now - started:6.1f}s: restarting {name}")
             guarded(restart_redis if name == "redis" else restart_postgres)
-        if kills < args.kills and now >= next_kill:
+        # Kills start once messages flow, so each one lands on work in flight rather than on idle workers.
+        if kills < args.kills and now >= next_kill and guarded(any_stored, False):
             victim = rng.randrange(len(daemon.workers))
             proc = daemon.workers[victim]
             queues = "sellerdesk.poll" if victim == 0 else "sellerdesk,sellerdesk.send"
@@ -336,7 +347,7 @@ def _run(args, rng: random.Random, sb: SandboxServer, daemon: Daemon) -> dict[st
 
 
 def _restart(daemon: Daemon, queues: str):
-    proc = daemon.start_worker(queues, 1 if queues == "sellerdesk.poll" else None)
+    proc = daemon.start_worker(queues, POLL_CONCURRENCY if queues == "sellerdesk.poll" else None)
     daemon.workers.remove(proc)  # it takes the killed worker's place in the list
     return proc
 
