@@ -180,7 +180,7 @@ def compare(sb: SandboxServer) -> dict[str, int]:
     if doubled:
         say(f"  actions received more than once, by kind: {dict(doubled)}")
     if dup_sends or lost_sends or open_sends or undecided or expected - stored:
-        explain(received - marked, marked - received, expected - stored)
+        explain(received - marked, marked - received, expected - stored, sb)
     return {
         "messages": len(expected),
         "decisions": sum(per_message.values()),
@@ -194,7 +194,7 @@ def compare(sb: SandboxServer) -> dict[str, int]:
     }
 
 
-def explain(unowned: Counter, unreceived: Counter, unstored: set[str]) -> None:
+def explain(unowned: Counter, unreceived: Counter, unstored: set[str], sb: SandboxServer) -> None:
     """Say which rows make a bad count, with their history, so a failed run can be diagnosed."""
     with session_scope() as s:
         for row in s.scalars(
@@ -220,6 +220,20 @@ def explain(unowned: Counter, unreceived: Counter, unstored: set[str]) -> None:
             say(f"  message {message_id} has no decision (triage_state={state})")
     for marketplace_id, n in unowned.items():
         say(f"  the marketplace received {marketplace_id} {n} time(s) more than a sent row says")
+        for e in sb.ledger.entries("message"):
+            if e["message_id"] == marketplace_id:
+                say(
+                    f"    ledger: { ({k: v for k, v in e.items() if k != 'content'}) } text {e['content'][:80]!r}"
+                )
+                with session_scope() as s:
+                    rows = s.scalars(
+                        select(m.Outbox).where(m.Outbox.body == e["content"]).order_by(m.Outbox.id)
+                    )
+                    for row in rows:
+                        say(
+                            f"    outbox {row.id} (same text): state={row.state} attempts={row.attempts} "
+                            f"marketplace_id={row.marketplace_message_id} last_error={row.last_error!r}"
+                        )
     for external_id in sorted(unstored):
         say(f"  buyer message {external_id} was never stored")
 
@@ -230,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--kill-every", type=float, default=4.0, help="seconds between two kills")
     p.add_argument("--no-restarts", action="store_true", help="do not restart Redis and PostgreSQL")
-    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--timeout", type=float, default=2400.0, help="give up (and fail) after this many seconds")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     stop_cleanly_on_sigterm()

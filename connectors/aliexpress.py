@@ -1256,7 +1256,16 @@ class AliExpressConnector(Connector):
         message_id = _str_or_none(first(result, "msg_id", "message_id", "id"))
         if message_id is None:
             # addmsg may not echo an id (unconfirmed): read it back; the send itself is done.
-            message_id = self.find_sent_message(conversation_external_id, body, started)
+            try:
+                message_id = self.find_sent_message(conversation_external_id, body, started)
+            except ConnectorError as exc:
+                # The message went out: a failed read-back must not look like "nothing sent" (the row
+                # would be sent again). Uncertain: reconcile reads the id back later.
+                raise ConnectorError(
+                    ErrorKind.RETRYABLE,
+                    f"addmsg accepted, reading its id back failed: {exc}",
+                    maybe_sent=True,
+                ) from exc
         if message_id is None:
             message_id = f"addmsg:{conversation_external_id}:{int(started.timestamp() * 1000)}"
         return SendResult(marketplace_message_id=message_id, sent_at=started)

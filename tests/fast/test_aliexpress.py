@@ -566,6 +566,28 @@ def test_a_read_timeout_on_send_means_maybe_sent():
     assert fake.methods().count(MSG_ADD) == 1
 
 
+def test_a_failed_id_read_back_after_an_accepted_send_means_maybe_sent():
+    # addmsg accepted (no id echoed); reading the id back fails: the message is out, so this must not
+    # look like a refusal that the outbox would retry (the buyer would get it twice).
+    fake = message_fake()
+    fake.on(MSG_ADD, lambda p: ok(MSG_ADD, {"is_success": True}))
+    conn, _ = connector(fake)
+    detail = fake.handlers[MSG_DETAILS]
+    reads = {"n": 0}
+
+    def first_read_only(params):
+        reads["n"] += 1
+        if reads["n"] == 1:
+            return detail(params)  # the buyer lookup before the send
+        return iop_error("SYSTEM", "ServiceUnavailable", "busy", 500)(params)
+
+    fake.on(MSG_DETAILS, first_read_only)
+    with pytest.raises(ConnectorError) as info:
+        conn.send_message("c1", "Hello Ana", order_external_id=None)
+    assert info.value.maybe_sent is True and "reading its id back failed" in str(info.value)
+    assert fake.methods().count(MSG_ADD) == 1
+
+
 def test_send_payload_replies_to_the_channel_buyer():
     fake = message_fake()
     fake.on(MSG_ADD, lambda p: ok(MSG_ADD, {"is_success": True, "msg_id": 99}))
