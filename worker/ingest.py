@@ -269,22 +269,19 @@ class _Batch:
 
     # orders ------------------------------------------------------------------
 
-    def _load_orders(self, keys: list[str]) -> None:
-        missing = [k for k in keys if k not in self.orders]
+    def _load(self, cache: dict[str, Any], model: Any, keys: Iterable[str], *options: Any) -> None:
+        """Fill `cache` with this account's `model` rows by external id, for keys not looked up yet (None: absent)."""
+        missing = sorted(set(keys) - cache.keys())
         for chunk in _chunks(missing):
-            found = self.s.scalars(
-                select(m.Order)
-                .where(m.Order.account_id == self.account_id, m.Order.external_id.in_(chunk))
-                .options(selectinload(m.Order.items))
-            )
-            for row in found:
-                self.orders[row.external_id] = row
+            query = select(model).where(model.account_id == self.account_id, model.external_id.in_(chunk))
+            for row in self.s.scalars(query.options(*options)):
+                cache[row.external_id] = row
         for k in missing:
-            self.orders.setdefault(k, None)
+            cache.setdefault(k, None)
 
     def _orders(self, run: list[NormOrder]) -> None:
         s = self.s
-        self._load_orders(sorted({o.external_id for o in run}))
+        self._load(self.orders, m.Order, (o.external_id for o in run), selectinload(m.Order.items))
         done: list[tuple[m.Order, bool, bool]] = []
         for o in run:
             row = self.orders[o.external_id]
@@ -391,17 +388,7 @@ class _Batch:
             self.order_ids.setdefault(k, None)
 
     def _load_conversations(self, run: list[NormMessage]) -> None:
-        missing = sorted({msg.conversation_external_id for msg in run} - self.conversations.keys())
-        for chunk in _chunks(missing):
-            found = self.s.scalars(
-                select(m.Conversation).where(
-                    m.Conversation.account_id == self.account_id, m.Conversation.external_id.in_(chunk)
-                )
-            )
-            for conv in found:
-                self.conversations[conv.external_id] = conv
-        for k in missing:
-            self.conversations.setdefault(k, None)
+        self._load(self.conversations, m.Conversation, (msg.conversation_external_id for msg in run))
         # Which of the run's messages the stored conversations already hold.
         names: dict[str, set[str]] = {}
         for msg in run:
@@ -506,17 +493,7 @@ class _Batch:
     def _disputes(self, run: list[NormDispute]) -> None:
         s = self.s
         self._load_order_ids(sorted({d.order_external_id for d in run}))
-        missing = sorted({d.external_id for d in run} - self.disputes.keys())
-        for chunk in _chunks(missing):
-            found = s.scalars(
-                select(m.Dispute).where(
-                    m.Dispute.account_id == self.account_id, m.Dispute.external_id.in_(chunk)
-                )
-            )
-            for row in found:
-                self.disputes[row.external_id] = row
-        for k in missing:
-            self.disputes.setdefault(k, None)
+        self._load(self.disputes, m.Dispute, (d.external_id for d in run))
         decide: list[m.Dispute] = []
         for d in run:
             order_id = self.order_ids[d.order_external_id]
