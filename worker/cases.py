@@ -230,6 +230,16 @@ def case_for_dispute(dispute: m.Dispute, marketplace: str, now: datetime, facts:
     )
 
 
+def latest_order_of_buyer(s: Session, account_id: int, buyer_id: str) -> int | None:
+    """The buyer's latest order: what a conversation naming no order (eBay names a listing) is about."""
+    return s.scalar(
+        select(m.Order.id)
+        .where(m.Order.account_id == account_id, m.Order.buyer_id == buyer_id)
+        .order_by(m.Order.paid_at.desc().nulls_last(), m.Order.id.desc())
+        .limit(1)
+    )
+
+
 def conversation_for_order(s: Session, order_id: int) -> m.Conversation | None:
     return s.scalar(
         select(m.Conversation)

@@ -29,6 +29,7 @@ from worker.cases import (
     Facts,
     case_for_dispute,
     case_for_message,
+    latest_order_of_buyer,
     load_facts,
     load_messages,
 )
@@ -348,13 +349,8 @@ def _late_orders(s, unlinked: list[Any]) -> dict[int, int]:
                 found[conversation_id] = order_id
     for r in unlinked:
         if not r.order_external_id and r.buyer_id:
-            # eBay conversations name a listing, not an order: the buyer's latest order (as ingest links).
-            order_id = s.scalar(
-                select(m.Order.id)
-                .where(m.Order.account_id == r.account_id, m.Order.buyer_id == r.buyer_id)
-                .order_by(m.Order.paid_at.desc().nulls_last(), m.Order.id.desc())
-                .limit(1)
-            )
+            # eBay conversations name a listing, not an order: linked as ingest links them.
+            order_id = latest_order_of_buyer(s, r.account_id, r.buyer_id)
             if order_id is not None:
                 found[r.id] = order_id
     return found

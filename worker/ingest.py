@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from connectors.base import NormDispute, NormMessage, NormOrder, NormTracking
 from worker import models as m
+from worker.cases import latest_order_of_buyer
 
 log = logging.getLogger(__name__)
 
@@ -410,12 +411,7 @@ class _Batch:
 
     def _latest_order_of_buyer(self, buyer_id: str) -> int | None:
         if buyer_id not in self.latest_of_buyer:
-            self.latest_of_buyer[buyer_id] = self.s.scalar(
-                select(m.Order.id)
-                .where(m.Order.account_id == self.account_id, m.Order.buyer_id == buyer_id)
-                .order_by(m.Order.paid_at.desc().nulls_last(), m.Order.id.desc())
-                .limit(1)
-            )
+            self.latest_of_buyer[buyer_id] = latest_order_of_buyer(self.s, self.account_id, buyer_id)
         return self.latest_of_buyer[buyer_id]
 
     def _conversation(self, msg: NormMessage) -> m.Conversation:
