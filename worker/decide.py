@@ -140,16 +140,9 @@ def triage_messages(
     undo_window: timedelta = timedelta(minutes=2),
 ) -> Counter[str]:
     """Decide each new buyer message once; returns counts of what happened."""
-    outcome: Counter[str] = Counter()
-    todo = _claim_todo(engine, m.Message, "message", ids, max_attempts, outcome)
-    if todo:
-        now = clock()
-        outcome.update(
-            _in_one_transaction(
-                engine, partial(_message_batch, todo=todo, engines=engines, now=now, undo_window=undo_window)
-            )
-        )
-    return outcome
+    return _triage(
+        engine, m.Message, "message", _message_batch, ids, engines, clock, max_attempts, undo_window
+    )
 
 
 def triage_disputes(
@@ -162,15 +155,28 @@ def triage_disputes(
     undo_window: timedelta = timedelta(minutes=2),
 ) -> Counter[str]:
     """Decide each newly opened dispute once (unless a buyer message about it was just decided)."""
+    return _triage(
+        engine, m.Dispute, "dispute", _dispute_batch, ids, engines, clock, max_attempts, undo_window
+    )
+
+
+def _triage(
+    engine: Engine | None,
+    model: type[m.Message] | type[m.Dispute],
+    kind: str,
+    batch: Callable[..., Counter[str]],
+    ids: Sequence[int],
+    engines: Engines,
+    clock: Callable[[], datetime],
+    max_attempts: int,
+    undo_window: timedelta,
+) -> Counter[str]:
+    """Claim the items, then decide those still to do in one transaction with `batch`."""
     outcome: Counter[str] = Counter()
-    todo = _claim_todo(engine, m.Dispute, "dispute", ids, max_attempts, outcome)
+    todo = _claim_todo(engine, model, kind, ids, max_attempts, outcome)
     if todo:
-        now = clock()
-        outcome.update(
-            _in_one_transaction(
-                engine, partial(_dispute_batch, todo=todo, engines=engines, now=now, undo_window=undo_window)
-            )
-        )
+        run = partial(batch, todo=todo, engines=engines, now=clock(), undo_window=undo_window)
+        outcome.update(_in_one_transaction(engine, run))
     return outcome
 
 
