@@ -179,7 +179,7 @@ def mark_sent(
         )
         if res.rowcount != 1:
             return "not-ours"
-        row = s.get(m.Outbox, job.outbox_id, populate_existing=True)
+        # `row` was loaded above; the UPDATE changed its state, not the draft it belongs to.
         if row.draft_id is not None:
             s.execute(
                 update(m.Draft)
